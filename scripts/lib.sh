@@ -51,3 +51,11 @@ tree_dir() {
 patch_dir() {
 	echo "$REPO/patches/$1"
 }
+
+# queue_sum BASE: checksum of the patch queue, to tell whether a tree holds it.
+queue_sum() {
+	local pdir
+	pdir=$(patch_dir "$1")
+	(cd "$pdir" && grep -v -e '^#' -e '^$' series | xargs cat series) |
+		sha256sum | cut -d' ' -f1
+}
