@@ -1,6 +1,8 @@
 # SPDX-License-Identifier: GPL-2.0
 # Shared helpers for the workbench scripts; sourced, never run.
 
+# Debian's own tools first (python3 with ply for checkpatch's spdxcheck).
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # Downloads live outside the repo so fresh clones on one machine share them.
 CACHE=${IPCNS_CACHE:-/var/cache/ipcns-rcu}
