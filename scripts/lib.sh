@@ -61,3 +61,12 @@ queue_sum() {
 	(cd "$pdir" && grep -v -e '^#' -e '^$' series | xargs cat series) |
 		sha256sum | cut -d' ' -f1
 }
+
+# Kernel log lines that fail a test run: KASAN, BUG, WARNING, lockdep, RCU
+# stalls, hung tasks, kmemleak and debugobjects reports.
+REPORT_RE='BUG:|WARNING:|KASAN|UBSAN|Oops|general protection|Kernel panic|kernel BUG|'
+REPORT_RE+='possible circular locking|possible recursive locking|inconsistent lock state|'
+REPORT_RE+='suspicious RCU usage|lock held when returning|DEBUG_LOCKS_WARN_ON|'
+REPORT_RE+='rcu: INFO:|self-detected stall|detected stalls|soft lockup|hard LOCKUP|'
+REPORT_RE+='blocked for more than|new suspected memory leak|ODEBUG:|list_add corruption|'
+REPORT_RE+='list_del corruption'
