@@ -50,8 +50,12 @@ tree_dir() {
 	echo "$BUILD/src/$1"
 }
 
+# A queue is a directory under patches/, or any directory given by its path.
 patch_dir() {
-	echo "$REPO/patches/$1"
+	case $1 in
+	*/*) echo "$1" ;;
+	*) echo "$REPO/patches/$1" ;;
+	esac
 }
 
 # queue_sum BASE: checksum of the patch queue, to tell whether a tree holds it.
