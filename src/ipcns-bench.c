@@ -180,14 +180,19 @@ static void set_limit(long val)
 		die_errno("write " LIMIT_PATH, err);
 }
 
+/* Put the saved limit back, once; 0 or an errno. */
+static int put_back_limit(void)
+{
+	if (!saved_valid)
+		return 0;
+	saved_valid = 0;
+	return write_limit(saved_limit);
+}
+
 static void restore_limit(void)
 {
-	int err;
+	int err = put_back_limit();
 
-	if (!saved_valid)
-		return;
-	saved_valid = 0;
-	err = write_limit(saved_limit);
 	if (err)
 		die_errno("restore " LIMIT_PATH, err);
 }
@@ -197,10 +202,9 @@ static void restore_limit_atexit(void)
 {
 	int err;
 
-	if (!saved_valid || getpid() != main_pid)
+	if (getpid() != main_pid)
 		return;
-	saved_valid = 0;
-	err = write_limit(saved_limit);
+	err = put_back_limit();
 	if (err)
 		fprintf(stderr, "%s: restore %s to %ld: %s\n", prog,
 			LIMIT_PATH, saved_limit, strerror(err));
