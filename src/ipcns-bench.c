@@ -530,7 +530,7 @@ static void scenario_limit(long limit, long count, double max_s)
  * object (its internal mount).  Poll both counts every 1 ms until they are
  * back at the pre-loop level plus the live namespace.  mqueue_inode_cache
  * is required; without it there is no slab drain measurement
- * (drain_method=none); mnt_cache is used when listed.
+ * (drain_method=none, drain_seconds=-1); mnt_cache is used when listed.
  *
  * Ucount drain: set max_ipc_namespaces to live + 1 and repeatedly fork a
  * probe child that tries to unshare one more namespace.  It can only
@@ -584,7 +584,7 @@ static void scenario_churn(long count, double max_s, double drain_max)
 	/* With no successful unshare we may still be in the uncounted init ns. */
 	live = st.done > 0 ? 1 : 0;
 	deadline = t_end + drain_max;
-	/* Slab: is read once the dead namespaces are gone, by either drain. */
+	/* Slab: is read after the slab drain, or without one after the ucount's. */
 	if (nslabs) {
 		drain_done = slab_drain(slabs, nslabs, live, deadline);
 		drain_secs = now() - t_end;
